@@ -1,0 +1,1 @@
+"""DLPack: zero-copy exchange with numpy, PyTorch, JAX, CuPy and ONNX Runtime."""

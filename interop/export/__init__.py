@@ -1,0 +1,1 @@
+"""The ONNX exporter: walks a recorded graph into a ModelProto."""

@@ -1,0 +1,1 @@
+"""ONNX Runtime sessions, the onnx.backend adapter and the inference server."""
