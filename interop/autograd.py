@@ -189,8 +189,12 @@ def apply_inplace(op: Op, t: Tensor, *others: Tensor) -> Tensor:
         _write_into(op, t, np.asarray(op.forward(Node(), t.data, *[o.data for o in others])) if t.data.ndim == 0
                     else op.forward(Node(), t.data, *[o.data for o in others]))
         return t
+    # `shadow` stands for t's value before the write. When backward reads that value (x.mul_(y) needs the old x),
+    # it gets its own copy, as PyTorch's original_self does; otherwise it aliases t and the version check guards it.
     shadow = Tensor(t.data, t.requires_grad)
     shadow._node, shadow._oi, shadow._vc, shadow._base = t._node, t._oi, t._vc, t._base
+    if 0 in op.saves:
+        shadow.data, shadow._vc = t.data.copy(), [t._vc[0]]
     if t._node is not None:
         t._node.outs[t._oi] = weakref.ref(shadow)
     res = op(shadow, *others)
