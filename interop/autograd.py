@@ -133,6 +133,7 @@ class Op:
             t._vc, t._base, t._readonly = src._vc, src._base if src._base is not None else src, src._readonly
         if rg or cap is not None:
             ctx.op, ctx.inputs, ctx.seq, ctx.outs = self, inputs, next(_seq), [weakref.ref(t)]
+            ctx.edges = _edges(inputs)
             t._node = ctx
             if self.saves:
                 ctx.versions = tuple([inputs[i]._vc[0] for i in self.saves])
@@ -152,6 +153,7 @@ class Op:
                     t._vc, t._base, t._readonly = src._vc, base, src._readonly
         if rg or cap is not None:
             ctx.op, ctx.inputs, ctx.seq = self, inputs, next(_seq)
+            ctx.edges = _edges(inputs)
             ctx.outs = [weakref.ref(t) for t in ts]
             ctx.out_meta = tuple((o.shape, o.dtype) for o in outs)
             for i, t in enumerate(ts):
@@ -161,6 +163,12 @@ class Op:
             if cap is not None:
                 cap.record(ctx)
         return ts
+
+
+def _edges(inputs: tuple[Tensor, ...]) -> tuple:
+    """Where each input's gradient goes, fixed when the op is recorded: a later in-place op gives the tensor a
+    new node, but this op consumed the value before it (PyTorch's edges). None: the input needed no gradient."""
+    return tuple([(t._node, t._oi) if t.requires_grad else None for t in inputs])
 
 
 def _device_mismatch(op: Op, inputs: Sequence[Tensor]) -> None:
@@ -195,6 +203,8 @@ def apply_inplace(op: Op, t: Tensor, *others: Tensor) -> Tensor:
     shadow._node, shadow._oi, shadow._vc, shadow._base = t._node, t._oi, t._vc, t._base
     if 0 in op.saves:
         shadow.data, shadow._vc = t.data.copy(), [t._vc[0]]
+    if state.capture is not None:
+        state.capture.alias(t, shadow)
     if t._node is not None:
         t._node.outs[t._oi] = weakref.ref(shadow)
     res = op(shadow, *others)
@@ -322,8 +332,7 @@ def _run(roots: tuple[Tensor, ...], root_grads: list[Tensor], keep: bool, create
             else:
                 target_nodes[id(t._node), t._oi] = k
 
-    def deliver(t: Tensor, g: Tensor) -> None:
-        node = t._node
+    def deliver(t: Tensor, g: Tensor, node: Node | None, i: int) -> None:
         if node is None:
             if t._hooks:
                 g = _run_hooks(t, g)
@@ -338,11 +347,10 @@ def _run(roots: tuple[Tensor, ...], root_grads: list[Tensor], keep: bool, create
         if slot is None:
             slot = pending[node] = [None] * len(node.outs)
             heapq.heappush(heap, (-node.seq, node))
-        i = t._oi
         slot[i] = g if slot[i] is None else slot[i] + g
 
     for r, g in zip(roots, root_grads):
-        deliver(r, g)
+        deliver(r, g, r._node, r._oi)
     while heap:
         node = heapq.heappop(heap)[1]
         gs = pending.pop(node)
@@ -366,9 +374,9 @@ def _run(roots: tuple[Tensor, ...], root_grads: list[Tensor], keep: bool, create
         in_grads = op.backward(node, *gs)
         if type(in_grads) is not tuple:
             in_grads = (in_grads,)
-        for t, g in zip(inputs, in_grads):
-            if g is not None and t.requires_grad:
-                deliver(t, g)
+        for t, g, e in zip(inputs, in_grads, node.edges):
+            if g is not None and e is not None:
+                deliver(t, g, e[0], e[1])
         if not keep:
             _free(node)
     return found
@@ -379,7 +387,7 @@ def _zeros(inputs: tuple[Tensor, ...], shape: tuple, dt: Any) -> Any:
 
 
 def _free(node: Node) -> None:
-    keep = {"op": node.op, "seq": node.seq, "outs": node.outs, "inputs": None}
+    keep = {"op": node.op, "seq": node.seq, "outs": node.outs, "inputs": None, "edges": ()}
     node.__dict__.clear()
     node.__dict__.update(keep)
 
