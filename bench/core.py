@@ -103,7 +103,8 @@ def import_time() -> tuple[float, list[str]]:
             "print(dt); print(','.join(m for m in ('torch', 'onnxruntime', 'cupy', 'onnx') if m in sys.modules))")
     times, heavy = [], []
     for _ in range(5):
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        out = proc.stdout.split("\n")
         times.append(float(out[0]))
         heavy = [m for m in out[1].split(",") if m]
     return float(np.median(times)), heavy

@@ -92,7 +92,7 @@ class Op:
     def forward(self, ctx: Node, *xs: Any) -> Any:
         raise NotImplementedError
 
-    def backward(self, ctx: Node, *grads: Tensor) -> Tensor | None | tuple[Tensor | None, ...]:
+    def backward(self, ctx: Node, *grads: Tensor) -> Tensor | tuple[Tensor | None, ...] | None:
         raise RuntimeError(f"{type(self).__name__} is not differentiable")
 
     def to_onnx(self, g: Any, *xs: Any) -> Any:

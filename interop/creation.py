@@ -174,7 +174,7 @@ def eye(n: int, m: int | None = None, *, dtype: Any = None, device: Any = None, 
     return t.requires_grad_() if requires_grad else t
 
 
-# ---- random -----------------------------------------------------------------------------------------------------------
+# ---- random ----------------------------------------------------------------------------------------------------
 
 class Generator:
     """A seeded source of randomness: numpy's PCG64 on the CPU, cupy's generator on CUDA."""

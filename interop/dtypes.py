@@ -18,7 +18,7 @@ __all__ = [
     "is_floating_point", "finfo", "iinfo",
 ]
 
-bool = np.dtype(np.bool_)  # noqa: A001 - PyTorch's public name
+bool = np.dtype(np.bool_)
 int8 = np.dtype(np.int8)
 int16 = np.dtype(np.int16)
 int32 = np.dtype(np.int32)
@@ -31,7 +31,7 @@ float64 = np.dtype(np.float64)
 complex64 = np.dtype(np.complex64)
 complex128 = np.dtype(np.complex128)
 
-half, float, double, long, int, short = float16, float32, float64, int64, int32, int16  # noqa: A001
+half, float, double, long, int, short = float16, float32, float64, int64, int32, int16
 
 _NAMES = {
     bool: "bool", int8: "int8", int16: "int16", int32: "int32", int64: "int64", uint8: "uint8",
@@ -133,6 +133,8 @@ def _scalar_dtype(x: object) -> np.dtype:
         return _default[0]
     if t is complex:
         return complex64 if _default[0] != float64 else complex128
+    if isinstance(x, builtins_int):  # int subclasses: symbolic sizes during export
+        return int64
     raise TypeError(f"unsupported operand type {t.__name__}")
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import dtypes
 from ._state import state
-from .backend import Device, device_of, to_device
+from .backend import Device, device_of
 from .backend import device as as_device
 
 __all__ = ["Tensor"]
@@ -118,7 +118,8 @@ class Tensor:
         """The CPU array, sharing memory (like PyTorch, refuses tensors that require grad unless detached)."""
         self._concrete(".numpy()")
         if self.requires_grad and not force:
-            raise RuntimeError("Can't call numpy() on a Tensor that requires grad. Use tensor.detach().numpy() instead.")
+            raise RuntimeError("Can't call numpy() on a Tensor that requires grad. "
+                               "Use tensor.detach().numpy() instead.")
         if type(self.data) is not np.ndarray:
             if not force:
                 raise TypeError(f"can't convert {self.device} tensor to numpy. Use Tensor.cpu() to copy it first.")
