@@ -106,26 +106,29 @@ class Op:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.attrs().items())})"
 
     def __call__(self, *inputs: Tensor) -> Any:
-        if len(inputs) > 1:
-            kind = type(inputs[0].data)
-            for t in inputs:
-                if type(t.data) is not kind:
-                    _device_mismatch(self, inputs)
-            if kind is not np.ndarray:
-                _check_cuda_devices(self, inputs)
+        # The hot path of every op: unary and binary calls are spelled out (no loops, no comprehensions).
         ctx = Node()
-        out = self.forward(ctx, *[t.data for t in inputs])
-        rg = False
-        if state.grad_enabled:
-            for t in inputs:
-                if t.requires_grad:
-                    rg = True
-                    break
+        n = len(inputs)
+        if n == 1:
+            a = inputs[0]
+            out = self.forward(ctx, a.data)
+            rg = a.requires_grad and state.grad_enabled
+        elif n == 2:
+            a, b = inputs
+            if type(a.data) is not np.ndarray or type(b.data) is not np.ndarray:
+                _check_devices(self, inputs)
+            out = self.forward(ctx, a.data, b.data)
+            rg = (a.requires_grad or b.requires_grad) and state.grad_enabled
+        else:
+            if n:
+                _check_devices(self, inputs)
+            out = self.forward(ctx, *[t.data for t in inputs])
+            rg = state.grad_enabled and any(t.requires_grad for t in inputs)
         cap = state.capture
         if type(out) is tuple:
             return self._wrap_many(ctx, inputs, tuple(np.asarray(o) if isinstance(o, np.generic) else o
                                                       for o in out), rg, cap)
-        if isinstance(out, np.generic):  # numpy returns scalars from 0-d results
+        if type(out) is not np.ndarray and isinstance(out, np.generic):  # numpy gives scalars for 0-d results
             out = np.asarray(out)
         t = Tensor(out, rg and out.dtype in DIFFERENTIABLE)
         if self.is_view and out.base is not None:
@@ -133,7 +136,13 @@ class Op:
             t._vc, t._base, t._readonly = src._vc, src._base if src._base is not None else src, src._readonly
         if rg or cap is not None:
             ctx.op, ctx.inputs, ctx.seq, ctx.outs = self, inputs, next(_seq), [weakref.ref(t)]
-            ctx.edges = _edges(inputs)
+            if n == 1:
+                ctx.edges = ((a._node, a._oi) if a.requires_grad else None,)
+            elif n == 2:
+                ctx.edges = ((a._node, a._oi) if a.requires_grad else None,
+                             (b._node, b._oi) if b.requires_grad else None)
+            else:
+                ctx.edges = _edges(inputs)
             t._node = ctx
             if self.saves:
                 ctx.versions = tuple([inputs[i]._vc[0] for i in self.saves])
@@ -176,10 +185,14 @@ def _device_mismatch(op: Op, inputs: Sequence[Tensor]) -> None:
     raise RuntimeError(f"Expected all tensors to be on the same device, but {type(op).__name__} got tensors on {devs}")
 
 
-def _check_cuda_devices(op: Op, inputs: Sequence[Tensor]) -> None:
-    first = inputs[0].data.device.id
-    if any(t.data.device.id != first for t in inputs):
+def _check_devices(op: Op, inputs: Sequence[Tensor]) -> None:
+    kind = type(inputs[0].data)
+    if any(type(t.data) is not kind for t in inputs):
         _device_mismatch(op, inputs)
+    if kind is not np.ndarray:
+        first = inputs[0].data.device.id
+        if any(t.data.device.id != first for t in inputs):
+            _device_mismatch(op, inputs)
 
 
 def apply_inplace(op: Op, t: Tensor, *others: Tensor) -> Tensor:

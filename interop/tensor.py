@@ -253,17 +253,8 @@ class Tensor:
 
         backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
 
-    # ---- DLPack (the bridge lives in interop.dlpack; imported lazily so the core never needs it) --------------
-    def __dlpack__(self, *, stream: Any = None, max_version: tuple[int, int] | None = None,
-                   dl_device: tuple[int, int] | None = None, copy: bool | None = None) -> Any:
-        from .dlpack import export_capsule
-
-        return export_capsule(self, stream=stream, max_version=max_version, dl_device=dl_device, copy=copy)
-
-    def __dlpack_device__(self) -> tuple[int, int]:
-        from .dlpack import dlpack_device
-
-        return dlpack_device(self)
+    # ---- DLPack: `__dlpack__` / `__dlpack_device__` are attached by interop.dlpack (imported with `interop`), as an
+    # op family attaches its methods; a lazy import here would cost ~1 us a call, more than numpy's whole export.
 
     # ---- repr -----------------------------------------------------------------------------------------------
     def __repr__(self) -> str:

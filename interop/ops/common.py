@@ -7,7 +7,9 @@ from typing import Any
 import numpy as np
 
 from .. import dtypes
+from .._state import state
 from ..backend import xp_of
+from ..symbolic import SymInt
 from ..tensor import Tensor
 
 
@@ -16,12 +18,15 @@ def operand(x: Any, dtype: np.dtype, like: Tensor) -> Tensor:
     dtype get a recorded cast (so gradients flow through it)."""
     if isinstance(x, Tensor):
         return x if x.data.dtype == dtype else x.type(dtype)
-    return Tensor(xp_of(like.data).asarray(x, dtype=dtype))
+    t = Tensor(xp_of(like.data).asarray(x, dtype=dtype))
+    if isinstance(x, SymInt) and state.capture is not None:  # a dynamic size as an operand: computed in the graph
+        state.capture.sym_const(t, x)
+    return t
 
 
 def promote(a: Any, b: Any) -> tuple[Tensor, Tensor]:
     """Both operands as Tensors of PyTorch's result dtype."""
-    if type(a) is Tensor and type(b) is Tensor and a.data.dtype == b.data.dtype:
+    if isinstance(a, Tensor) and isinstance(b, Tensor) and a.data.dtype == b.data.dtype:  # Parameters too
         return a, b
     like = a if isinstance(a, Tensor) else b
     dt = dtypes.result_type(a.data if isinstance(a, Tensor) else a, b.data if isinstance(b, Tensor) else b)
