@@ -388,8 +388,18 @@ def _run(roots: tuple[Tensor, ...], root_grads: list[Tensor], keep: bool, create
         if type(in_grads) is not tuple:
             in_grads = (in_grads,)
         for t, g, e in zip(inputs, in_grads, node.edges):
-            if g is not None and e is not None:
-                deliver(t, g, e[0], e[1])
+            if g is None or e is None:
+                continue
+            dst = e[0]
+            if dst is None:
+                deliver(t, g, None, 0)
+                continue
+            slot = pending.get(dst)  # deliver() to a node, inlined: this loop runs once per edge of the graph
+            if slot is None:
+                slot = pending[dst] = [None] * len(dst.outs)
+                heapq.heappush(heap, (-dst.seq, dst))
+            i = e[1]
+            slot[i] = g if slot[i] is None else slot[i] + g
         if not keep:
             _free(node)
     return found
@@ -399,10 +409,17 @@ def _zeros(inputs: tuple[Tensor, ...], shape: tuple, dt: Any) -> Any:
     return xp_of(inputs[0].data).zeros(shape, dt)
 
 
+_RECORDED = 5  # op, inputs, seq, outs, edges: what every recorded node holds; anything more was stashed by the op
+
+
 def _free(node: Node) -> None:
-    keep = {"op": node.op, "seq": node.seq, "outs": node.outs, "inputs": None, "edges": ()}
-    node.__dict__.clear()
-    node.__dict__.update(keep)
+    """Drop what backward no longer needs (inputs and stashed arrays), keeping the node's identity."""
+    d = node.__dict__
+    if len(d) > _RECORDED:
+        keep = {"op": d["op"], "seq": d["seq"], "outs": d["outs"]}
+        d.clear()
+        d.update(keep)
+    node.inputs, node.edges = None, ()
 
 
 def _check_versions(node: Node) -> None:
