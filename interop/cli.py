@@ -44,8 +44,7 @@ def load_factory(target: str) -> tuple[Any, tuple]:
     """Import `MODULE:FACTORY` (a dotted module or a .py path) and call FACTORY() -> (model, example_args)."""
     mod_name, sep, fn_name = target.rpartition(":")
     if not sep or not mod_name or not fn_name:
-        raise CLIError(f"expected MODULE:FACTORY (e.g. models.mlp:example or path/to/file.py:make), got "
-                       f"{target!r}")
+        raise CLIError(f"expected MODULE:FACTORY (e.g. models.mlp:example or path/to/file.py:make), got {target!r}")
     if mod_name.endswith(".py") or os.sep in mod_name or "/" in mod_name:
         if not os.path.exists(mod_name):
             raise CLIError(f"no such file: {mod_name}")
@@ -93,8 +92,7 @@ def _names(text: str | None) -> list[str] | None:
 @command
 def _export_parser(sub: Any) -> None:
     p = sub.add_parser("export", help="export a model to ONNX",
-                       description="Export FACTORY()'s (model, example_args) to ONNX. FACTORY lives in "
-                                   "MODULE, a "
+                       description="Export FACTORY()'s (model, example_args) to ONNX. FACTORY lives in MODULE, a "
                                    "dotted module name or a path to a .py file.")
     p.add_argument("target", metavar="MODULE:FACTORY")
     p.add_argument("-o", "--output", required=True, help="the .onnx file to write")
@@ -105,10 +103,8 @@ def _export_parser(sub: Any) -> None:
     p.add_argument("--input-names", metavar="A,B", help="names of the graph inputs")
     p.add_argument("--output-names", metavar="Y,Z", help="names of the graph outputs")
     p.add_argument("--external-data", action="store_true", help="write the weights to <output>.data")
-    p.add_argument("--no-optimize", action="store_true", help="skip constant folding, CSE and the other "
-                                                              "passes")
-    p.add_argument("--no-verify", action="store_true", help="skip the checker and the ONNX Runtime "
-                                                            "comparison")
+    p.add_argument("--no-optimize", action="store_true", help="skip constant folding, CSE and the other passes")
+    p.add_argument("--no-verify", action="store_true", help="skip the checker and the ONNX Runtime comparison")
     p.add_argument("--no-metadata", action="store_true", help="leave out per-node file:line and module paths")
     p.add_argument("--triton-repo", metavar="DIR", help="also write DIR/<name>/1/model.onnx and a config.pbtxt "
                                                         "for Triton, KServe or `interop serve --model-repository`")
@@ -170,10 +166,8 @@ def _all_nodes(graph: Any) -> Any:
 @command
 def _check_parser(sub: Any) -> None:
     p = sub.add_parser("check", help="describe an ONNX file and run the ONNX checker",
-                       description="Print opset, IR version, inputs and outputs, an op histogram and the "
-                                   "parameter "
-                                   "count, then run onnx.checker (full_check); exits 1 when the checker "
-                                   "fails.")
+                       description="Print opset, IR version, inputs and outputs, an op histogram and the parameter "
+                                   "count, then run onnx.checker (full_check); exits 1 when the checker fails.")
     p.add_argument("model", help="an .onnx file")
     p.set_defaults(func=_check)
 
@@ -290,8 +284,7 @@ def _feed(specs: list[str], names: list[str]) -> dict[str, Any]:
     feed: dict[str, Any] = {}
     positional = [s for s in specs if "=" not in s]
     if len(positional) > len(names):
-        raise CLIError(f"{len(positional)} unnamed inputs given, but the model takes {len(names)} "
-                       f"({', '.join(names)})")
+        raise CLIError(f"{len(positional)} unnamed inputs given, but the model takes {len(names)} ({', '.join(names)})")
     for name, path in zip(names, positional):
         feed[name] = _read_npy(path)
     for spec in specs:
@@ -339,7 +332,7 @@ def _write_npz(path: str, outputs: dict[str, Any]) -> None:
 
     import numpy as np
 
-    from .export.serialize import atomic_write
+    from ._files import atomic_write
 
     arrays = {}
     for name, v in outputs.items():
@@ -364,8 +357,7 @@ def _run_parser(sub: Any) -> None:
                                    ".npz file with -o.")
     p.add_argument("model", help="an .onnx file")
     p.add_argument("-i", "--input", action="append", default=[], metavar="NAME=FILE.npy",
-                   help="an input from an .npy file (repeatable); FILE.npy alone takes the model's inputs in "
-                        "order")
+                   help="an input from an .npy file (repeatable); FILE.npy alone takes the model's inputs in order")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("-o", "--output", metavar="OUT.npz", help="write the outputs to OUT.npz (np.load reads it)")
     p.set_defaults(func=_run)

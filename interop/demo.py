@@ -175,7 +175,7 @@ def plot_training(path: str, losses: list[float], accs: list[float], test_accura
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from .export.serialize import atomic_write
+    from ._files import atomic_write
 
     steps = np.arange(1, len(losses) + 1)
     fig = Figure(figsize=(10, 3.8), layout="constrained")
@@ -198,7 +198,7 @@ def plot_training(path: str, losses: list[float], accs: list[float], test_accura
 
 
 def _write_json(path: str, data: Any) -> None:
-    from .export.serialize import atomic_write
+    from ._files import atomic_write
 
     with atomic_write(path) as fh:
         fh.write((json.dumps(data, indent=2) + "\n").encode())

@@ -6,10 +6,8 @@ renamed over it, so an interrupted or failing save leaves the previous file as i
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,14 +15,14 @@ import numpy as np
 import safetensors
 
 from . import dtypes
+from ._files import atomic_path
 from .backend import device as as_device
 from .backend import to_device
 from .tensor import Tensor
 
 __all__ = ["save", "load", "load_metadata"]
 
-# Keys whose tensor is the very same memory as an earlier key's (tied weights) are stored once and listed
-# here.
+# Keys whose tensor is the very same memory as an earlier key's (tied weights) are stored once and listed here.
 _TIED_KEY = "interop.tied"
 _SAVABLE = frozenset({dtypes.bool, dtypes.uint8, dtypes.int8, dtypes.int16, dtypes.int32, dtypes.int64,
                       dtypes.float16, dtypes.bfloat16, dtypes.float32, dtypes.float64, dtypes.complex64})
@@ -34,8 +32,7 @@ def save(obj: Mapping[str, Tensor], f: str | os.PathLike, metadata: Mapping[str,
     """Write a state dict (str -> Tensor) to `f` in safetensors format, atomically.
 
     Tensors that are the same memory (a tied weight listed under two names) are written once and come back
-    from `load` as one Tensor under both names. `metadata` is free-form str -> str, read back by
-    `load_metadata`."""
+    from `load` as one Tensor under both names. `metadata` is free-form str -> str, read back by `load_metadata`."""
     path = os.fspath(f)
     if not isinstance(obj, Mapping):
         hint = "; save model.state_dict()" if hasattr(obj, "state_dict") else ""
@@ -52,8 +49,7 @@ def save(obj: Mapping[str, Tensor], f: str | os.PathLike, metadata: Mapping[str,
             raise TypeError(f"interop.save: the value of {key!r} is a {type(v).__name__}, not a Tensor; "
                             "safetensors files hold tensors only (put other values in `metadata` as strings)")
         if v.dtype not in _SAVABLE:
-            raise TypeError(f"interop.save: {key!r} has dtype {dtypes.name(v.dtype)}, which safetensors "
-                            "cannot store")
+            raise TypeError(f"interop.save: {key!r} has dtype {dtypes.name(v.dtype)}, which safetensors cannot store")
         ident = (v.device, v.data_ptr(), v.data.shape, v.data.strides, v.dtype)
         if ident in first:
             tied[key] = first[ident]
@@ -65,7 +61,8 @@ def save(obj: Mapping[str, Tensor], f: str | os.PathLike, metadata: Mapping[str,
         header[_TIED_KEY] = json.dumps(tied)
     specs = {k: safetensors.TensorSpec(dtype=dtypes.name(a.dtype), shape=a.shape, data_ptr=a.ctypes.data,
                                        data_len=a.nbytes) for k, a in arrays.items()}
-    _write_atomically(path, lambda tmp: safetensors.serialize_file(specs, tmp, metadata=header or None))
+    with atomic_path(path) as tmp:
+        safetensors.serialize_file(specs, tmp, metadata=header or None)
 
 
 def _check_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
@@ -76,24 +73,6 @@ def _check_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
     if _TIED_KEY in header:
         raise ValueError(f"interop.save: metadata key {_TIED_KEY!r} is reserved")
     return header
-
-
-def _write_atomically(path: str, write: Any) -> None:
-    directory, name = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
-    with open(tmp, "xb"):  # claims the name, with the permissions the user's umask gives new files
-        pass
-    mode = os.stat(tmp).st_mode & 0o777
-    try:
-        write(tmp)
-        os.chmod(tmp, mode)  # the writer may have recreated the file as owner-only
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _open(path: str) -> Any:
@@ -117,13 +96,11 @@ def load(f: str | os.PathLike, device: Any = None) -> dict[str, Tensor]:
             except safetensors.SafetensorError as e:
                 raise ValueError(f"{path} is not a valid safetensors file: tensor {key!r}: {e}") from e
             if arr.dtype not in dtypes._CATEGORY:
-                raise ValueError(f"{path}: tensor {key!r} has dtype {arr.dtype}, which interop does not "
-                                 "support")
+                raise ValueError(f"{path}: tensor {key!r} has dtype {arr.dtype}, which interop does not support")
             out[key] = Tensor(arr if dev is None else to_device(arr, dev))
     for alias, target in _tied(path, meta).items():
         if target not in out:
-            raise ValueError(f"{path}: {alias!r} is recorded as tied to {target!r}, which the file does not "
-                             "hold")
+            raise ValueError(f"{path}: {alias!r} is recorded as tied to {target!r}, which the file does not hold")
         out[alias] = out[target]
     return out
 

@@ -22,8 +22,7 @@ class SymInt(int):
 
     `expr` is `("dim", source, axis)` (dimension `axis` of a captured value; `source` is opaque to the core)
     or `(op, a, b)` with `op` in `+ - * // %` and operands SymInt or int. `name` is the readable form, used
-    for `dim_param`s (`"batch"`, `"seq+1"`, `"batch*seq"`). Comparisons, hashing and `repr` are the plain
-    int's.
+    for `dim_param`s (`"batch"`, `"seq+1"`, `"batch*seq"`). Comparisons, hashing and `repr` are the plain int's.
     """
 
     expr: tuple

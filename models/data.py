@@ -1,8 +1,7 @@
 """Real data for the examples and tests, loaded with numpy only (no interop, no download).
 
 `load_digits()` reads the 8x8 handwritten digits shipped in data/digits.csv.gz: the test part of the UCI
-"Optical Recognition of Handwritten Digits" set (Alpaydin & Kaynak, 1998; CC BY 4.0), as bundled with
-scikit-learn."""
+"Optical Recognition of Handwritten Digits" set (Alpaydin & Kaynak, 1998; CC BY 4.0), as bundled with scikit-learn."""
 
 from __future__ import annotations
 

@@ -54,8 +54,7 @@ class OnnxNode:
 
 
 class Graph:
-    """An ONNX graph under construction: nodes in topological order, initializers as (host or device)
-    arrays."""
+    """An ONNX graph under construction: nodes in topological order, initializers as (host or device) arrays."""
 
     def __init__(self, opset: int):
         self.opset = opset
@@ -115,8 +114,7 @@ class Builder:
         """Add one node; `None` inputs are omitted optional inputs. Returns its output name(s)."""
         for key, a in attrs.items():
             if isinstance(a, SymInt) or (type(a) in (list, tuple) and any(isinstance(x, SymInt) for x in a)):
-                raise ValueError(f"{op_type} attribute {key}={a!r} holds a symbolic size; pass sizes as "
-                                 f"inputs "
+                raise ValueError(f"{op_type} attribute {key}={a!r} holds a symbolic size; pass sizes as inputs "
                                  "(g.shape_tensor(...)) so the graph computes them")
         ins = ["" if v is None else v for v in inputs]
         while ins and ins[-1] == "":
@@ -369,8 +367,7 @@ def lower(cap: Capture, out_refs: list[Any], out_names: list[str], out_dims: lis
             res = node.op.to_onnx(g, *ins)
             outs = tuple(res) if isinstance(res, (tuple, list)) else (res,)
             if len(outs) != len(outs_t) or not all(isinstance(o, str) and o for o in outs):
-                raise TypeError(f"to_onnx returned {res!r} for {len(outs_t)} output(s); it must return "
-                                f"value names")
+                raise TypeError(f"to_onnx returned {res!r} for {len(outs_t)} output(s); it must return value names")
         except Exception as e:
             msg = str(e) if isinstance(e, NotImplementedError) else f"{type(e).__name__}: {e}"
             failures.append((type(node.op).__name__, cap.locs[k], msg, e))

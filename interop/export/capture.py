@@ -201,8 +201,7 @@ class Capture:
         if r is None or not (self.dep[r[0]] if type(r) is tuple else r.dep):
             return  # a constant of the model (weights, literals): its value is the same in every run
         raise ExportError(
-            f"{what} at {where(user_frame(3))} turns a tensor computed from the model's inputs into a "
-            f"Python value; "
+            f"{what} at {where(user_frame(3))} turns a tensor computed from the model's inputs into a Python value; "
             "the exported graph would bake in this example's value (the trace would be incorrect for other "
             "inputs). Keep the computation in tensor ops (e.g. interop.where instead of `if` on a tensor).")
 
@@ -290,20 +289,16 @@ class Capture:
             other = (f"{type(ref.nodes[k].op).__name__} at {where(ref.locs[k])}" if k < len(ref.nodes)
                      else "nothing more")
             raise ExportError(
-                f"the model records a different graph when the dynamic axes change size ({self._sizes()}): "
-                f"at "
-                f"{where(loc)} the example run recorded {type(node.op).__name__} where the other run "
-                f"recorded "
-                f"{other}. Python control flow on sizes (if/for/min/max on x.shape) is specialised to the "
-                f"example "
+                f"the model records a different graph when the dynamic axes change size ({self._sizes()}): at "
+                f"{where(loc)} the example run recorded {type(node.op).__name__} where the other run recorded "
+                f"{other}. Python control flow on sizes (if/for/min/max on x.shape) is specialised to the example "
                 "and cannot be exported with these dynamic axes.")
         for oi, t in enumerate(outs):
             shape, pshape = t.data.shape, ref.outs[k][oi].data.shape
             if shape == pshape:
                 continue
             if len(shape) != len(pshape):
-                raise ExportError(f"{type(node.op).__name__} at {where(loc)} gives a rank-{len(shape)} "
-                                  f"result in "
+                raise ExportError(f"{type(node.op).__name__} at {where(loc)} gives a rank-{len(shape)} result in "
                                   f"the example run but rank {len(pshape)} when the dynamic axes change size "
                                   f"({self._sizes()}); the graph cannot follow the dynamic axes here.")
             self.symshapes[k, oi] = tuple(d if d == p else sym_dim(d, (k, oi, self.token), a, self._name(d, p))
@@ -315,8 +310,7 @@ class Capture:
             r.checked = True
             pr = prefs[i]
             if type(pr) is tuple or pr.kind not in ("const", "sym"):
-                raise ExportError(f"input {i} of {type(node.op).__name__} at {where(loc)} is a constant in "
-                                  f"the "
+                raise ExportError(f"input {i} of {type(node.op).__name__} at {where(loc)} is a constant in the "
                                   f"example run but not when the dynamic axes change size ({self._sizes()})")
             if r.kind == "const":
                 self._check_const(r, pr.array, node, loc)
@@ -362,25 +356,19 @@ class Capture:
                 if leaf.kind != "const":
                     return
             self.issues.append((op, loc, f"an input of {op} is a tensor of shape {tuple(a.shape)} created at "
-                                f"{where(leaf.loc)} whose shape follows the dynamic axes "
-                                f"({tuple(other.shape)} in "
+                                f"{where(leaf.loc)} whose shape follows the dynamic axes ({tuple(other.shape)} in "
                                 f"the run with {self._probe_sizes()}) but is a constant in the graph; build it "
-                                f"from the "
-                                "inputs (zeros_like, new_zeros, expand, arange on x.shape[i]) instead"))
+                                f"from the inputs (zeros_like, new_zeros, expand, arange on x.shape[i]) instead"))
             return
         xp = xp_of(a)
         if not bool(xp.array_equal(a, xp.asarray(other), equal_nan=a.dtype.kind in "fc")):
-            self.issues.append((op, loc, f"an input of {op} is a constant created at {where(leaf.loc)} "
-                                         f"whose value "
-                                f"depends on the dynamic axes ({self._sizes()}); it would be baked into the "
-                                f"graph. "
-                                "Compute it with tensor ops from the inputs, or from x.shape[i] used "
-                                "directly as an "
+            self.issues.append((op, loc, f"an input of {op} is a constant created at {where(leaf.loc)} whose value "
+                                f"depends on the dynamic axes ({self._sizes()}); it would be baked into the graph. "
+                                "Compute it with tensor ops from the inputs, or from x.shape[i] used directly as an "
                                 "operand"))
 
     def _dynamic_const(self, leaf: Leaf, other: Any, op: str, loc: Any) -> None:
-        """A constant whose shape follows the dynamic axes: rebuilt in the graph when it is a fill or a
-        range."""
+        """A constant whose shape follows the dynamic axes: rebuilt in the graph when it is a fill or a range."""
         a = np.asarray(leaf.array if type(leaf.array) is np.ndarray else leaf.array.get())
         b = np.asarray(other if type(other) is np.ndarray else other.get())
         dims = []
@@ -405,10 +393,8 @@ class Capture:
         for key, v in mine.items():
             if not _same(v, theirs.get(key, v)):
                 name = type(op).__name__
-                self.issues.append((name, loc, f"{name} attribute {key}={v!r} was computed from a dynamic "
-                                               f"size (the "
-                                    f"run with {self._probe_sizes()} recorded {theirs[key]!r}); pass the symbolic "
-                                    f"size "
+                self.issues.append((name, loc, f"{name} attribute {key}={v!r} was computed from a dynamic size (the "
+                                    f"run with {self._probe_sizes()} recorded {theirs[key]!r}); pass the symbolic size "
                                     "(x.shape[i], or -1) instead of a Python int so the graph computes it"))
 
 
@@ -542,8 +528,7 @@ def trace(model: Callable[..., Any], args: tuple, inputs: list[tuple[str, dict[i
                 raise
             sizes = ", ".join(f"{s.name}={s.probe}" for s in symbols)
             raise ExportError(f"the model fails when its dynamic axes take other sizes ({sizes}, example "
-                              f"{', '.join(f'{s.name}={s.example}' for s in symbols)}): {type(e).__name__}: "
-                              f"{e}. "
+                              f"{', '.join(f'{s.name}={s.example}' for s in symbols)}): {type(e).__name__}: {e}. "
                               "Dynamic axes must accept any size; check the `dynamic` argument.") from e
     cap = Capture(params, reference=reference, symbols=symbols)
     for (name, dims), t in zip(inputs, _flat_tensors(args)):

@@ -39,11 +39,9 @@ def export(model: Callable[..., Any], args: Any, f: Any = None, *, input_names: 
            output_names: list[str] | None = None, dynamic: Mapping[str, Any] | None = None,
            opset: int = DEFAULT_OPSET, external_data: bool | None = None, optimize: bool = True,
            verify: bool = True, metadata: bool = True) -> onnx.ModelProto:
-    """Export `model(*args)` to ONNX and return the ModelProto (also written to `f`, a path or binary file,
-    when given).
+    """Export `model(*args)` to ONNX and return the ModelProto (also written to `f`, a path or binary file, when given).
 
-    model: an `interop.nn.Module` (exported in eval mode; parameters and buffers become initializers named by
-    their
+    model: an `interop.nn.Module` (exported in eval mode; parameters and buffers become initializers named by their
         module path) or a plain function of tensors.
     args: the example inputs: a Tensor or a tuple of them (nested lists/tuples of tensors are flattened; other
         Python values are passed through and baked in).
@@ -51,8 +49,7 @@ def export(model: Callable[..., Any], args: Any, f: Any = None, *, input_names: 
     opset: 18..26 (default 21); the IR version follows from it.
     external_data: write weights to `<f>.data`; None decides by size (above 1.5 GB).
     optimize: constant folding, CSE, dead-node elimination, BatchNorm folding.
-    verify: run onnx.checker (full) and compare with ONNX Runtime at the example shapes and at other sizes of
-    every
+    verify: run onnx.checker (full) and compare with ONNX Runtime at the example shapes and at other sizes of every
         dynamic axis; a mismatch raises (after `f` was written, so the file can be inspected).
     metadata: give every node the user's file:line and module path (`metadata_props`).
     """
@@ -85,8 +82,7 @@ def build(model: Callable[..., Any], args: Any, *, input_names: list[str] | None
     out_names = _output_names(output_names, default_out, names)
     unknown = set(out_spec) - set(out_names)
     if unknown:
-        raise ValueError(f"dynamic names {sorted(unknown)} are neither inputs {names} nor outputs "
-                         f"{out_names}")
+        raise ValueError(f"dynamic names {sorted(unknown)} are neither inputs {names} nor outputs {out_names}")
     out_refs = [cap.output_ref(t) for t in outs]
     out_dims = []
     for t, r, name in zip(outs, out_refs, out_names):
@@ -177,8 +173,7 @@ def _input_names(given: list[str] | None, default: list[str]) -> list[str]:
         return _dedupe(default)
     given = list(given)
     if len(given) != len(default):
-        raise ValueError(f"input_names has {len(given)} names but the model takes {len(default)} tensor "
-                         f"inputs")
+        raise ValueError(f"input_names has {len(given)} names but the model takes {len(default)} tensor inputs")
     if len(set(given)) != len(given):
         raise ValueError(f"input_names must be unique, got {given}")
     return given
@@ -261,8 +256,7 @@ def _dynamic_spec(dynamic: Mapping[str, Any] | None, names: list[str],
     if not dynamic:
         return in_dims, [], {}
     if not isinstance(dynamic, Mapping):
-        raise TypeError(f"dynamic must be a dict {{input name: {{axis: name}}}}, got "
-                        f"{type(dynamic).__name__}")
+        raise TypeError(f"dynamic must be a dict {{input name: {{axis: name}}}}, got {type(dynamic).__name__}")
     by_name = {n: i for i, n in enumerate(names)}
     symbols: dict[str, Symbol] = {}
     out_spec = {}
@@ -277,8 +271,7 @@ def _dynamic_spec(dynamic: Mapping[str, Any] | None, names: list[str],
             if s is None:
                 s = symbols[sym] = Symbol(sym, int(shape[axis]), 0)
             elif s.example != shape[axis]:
-                raise ValueError(f"dynamic axis {sym!r} has size {s.example} in one input but {shape[axis]} "
-                                 f"in "
+                raise ValueError(f"dynamic axis {sym!r} has size {s.example} in one input but {shape[axis]} in "
                                  f"{key!r}; axes sharing a name must have the same example size")
             in_dims[i][axis] = s
     # probe sizes: twice the example, three times (...) where several symbols share an example size, so every
@@ -291,8 +284,7 @@ def _dynamic_spec(dynamic: Mapping[str, Any] | None, names: list[str],
 
 
 def _resize_args(args: tuple, in_dims: list[dict[int, Symbol]], sizes: dict[str, int]) -> tuple:
-    """`args` with every dynamic axis resized to `sizes` (cut, or tiled: values stay valid token ids,
-    masks...)."""
+    """`args` with every dynamic axis resized to `sizes` (cut, or tiled: values stay valid token ids, masks...)."""
     it = iter(in_dims)
     return tuple(_resize(a, it, sizes) for a in args)
 

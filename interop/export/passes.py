@@ -216,8 +216,7 @@ def _host(a: Any) -> np.ndarray:
 # ---- BatchNormalization into Conv --------------------------------------------------------------------------
 
 def fold_batchnorm(graph: Graph) -> None:
-    """Conv -> BatchNormalization (inference form, constant statistics) becomes one Conv with scaled
-    weights."""
+    """Conv -> BatchNormalization (inference form, constant statistics) becomes one Conv with scaled weights."""
     inits, outputs = graph.inits, set(graph.outputs)
     uses: dict[str, int] = {}
     for node in graph.nodes:

@@ -6,16 +6,14 @@ a model of any size serializes without hitting protobuf's 2 GB limit.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import onnx
 from onnx import TensorProto
 
+from .._files import atomic_write
 from .builder import Graph, OnnxNode, onnx_dtype
 
 __all__ = ["MIN_OPSET", "MAX_OPSET", "DEFAULT_OPSET", "check_opset", "ir_version_for", "to_model", "save",
@@ -34,8 +32,7 @@ _ALIGN, _PAGE_ALIGN = 64, 65536  # tensors of 1 MiB and more are aligned for mem
 def check_opset(opset: Any) -> int:
     if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
         raise ValueError(f"opset {opset!r} is not supported: interop exports ONNX opsets {MIN_OPSET} to "
-                         f"{MAX_OPSET} "
-                         f"(ONNX Runtime 1.31 runs up to {MAX_OPSET}); the default is {DEFAULT_OPSET}")
+                         f"{MAX_OPSET} (ONNX Runtime 1.31 runs up to {MAX_OPSET}); the default is {DEFAULT_OPSET}")
     return opset
 
 
@@ -150,21 +147,6 @@ def to_model(graph: Graph, *, metadata: bool = True, data: Any = None, location:
 
 # ---- files -------------------------------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def atomic_write(path: str) -> Iterator[Any]:
-    """Write to a temporary file next to `path` and move it into place only when everything was written."""
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def weight_bytes(graph: Graph) -> int:
     return sum(int(a.nbytes) for a in graph.inits.values())
 
@@ -173,20 +155,17 @@ def save(graph: Graph, f: Any = None, *, external_data: bool | None = None,
          metadata: bool = True) -> onnx.ModelProto:
     """Serialize `graph`, writing it to `f` (a path or a binary file object) when given.
 
-    External data (`<file>.data` next to the model) is used when asked, or automatically above 1.5 GB of
-    weights.
+    External data (`<file>.data` next to the model) is used when asked, or automatically above 1.5 GB of weights.
     """
     size = weight_bytes(graph)
     is_path = f is not None and isinstance(f, (str, os.PathLike))
     external = external_data if external_data is not None else size > LARGE_MODEL
     if external and not is_path:
         if external_data:
-            raise ValueError("external_data=True needs `f` to be a file path (the weights go to <f>.data "
-                             "next to it)")
+            raise ValueError("external_data=True needs `f` to be a file path (the weights go to <f>.data next to it)")
         if size > _PROTO_LIMIT:
             raise ValueError(f"the model has {size / 2**30:.2f} GiB of weights, more than one protobuf can "
-                             f"hold (2 "
-                             "GiB); pass `f` (a file path) so the weights are written as external data")
+                             "hold (2 GiB); pass `f` (a file path) so the weights are written as external data")
         external = False
     if not is_path:
         model = to_model(graph, metadata=metadata)

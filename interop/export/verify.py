@@ -19,7 +19,7 @@ import onnx
 from ..autograd import no_grad
 from ..tensor import Tensor
 from .builder import lower
-from .capture import Capture, ExportError, Symbol, eval_mode, params_of, run_captured, where
+from .capture import Capture, ExportError, Symbol, _flat_tensors, eval_mode, params_of, run_captured, where
 from .serialize import to_model
 
 __all__ = ["verify", "OutputCheck", "VerificationReport", "VerificationError", "check_export"]
@@ -54,8 +54,7 @@ class VerificationReport:
         for c in self.checks:
             sizes = ", ".join(f"{k}={v}" for k, v in c.sizes.items()) or "example"
             status = "ok" if c.ok else f"MISMATCH{': ' + c.error if c.error else ''}"
-            lines.append(f"  [{sizes}] {c.name} {c.shape}: max abs {c.max_abs:.3g}, max rel {c.max_rel:.3g}  "
-                         f"{status}")
+            lines.append(f"  [{sizes}] {c.name} {c.shape}: max abs {c.max_abs:.3g}, max rel {c.max_rel:.3g}  {status}")
         lines += [f"  skipped: {s}" for s in self.skipped]
         if self.divergence:
             lines.append(self.divergence)
@@ -96,16 +95,6 @@ def _flat(out: Any) -> list[Tensor]:
     return [t for o in out for t in _flat(o)] if isinstance(out, (list, tuple)) else []
 
 
-def _flat_inputs(args: Iterable[Any]) -> list[Tensor]:
-    out: list[Tensor] = []
-    for a in args:
-        if isinstance(a, Tensor):
-            out.append(a)
-        elif isinstance(a, (list, tuple)):
-            out.extend(_flat_inputs(a))
-    return out
-
-
 def compare(actual: np.ndarray, expected: np.ndarray, rtol: float | None = None,
             atol: float | None = None) -> tuple[float, float, bool, str]:
     """(max abs diff, max rel diff, ok, what is wrong)."""
@@ -139,8 +128,7 @@ def _symbols(proto: onnx.ModelProto, tensors: list[Tensor]) -> tuple[list[dict[i
     inits = {i.name for i in proto.graph.initializer}
     graph_inputs = [i for i in proto.graph.input if i.name not in inits]
     if len(graph_inputs) != len(tensors):
-        raise ValueError(f"the ONNX model has {len(graph_inputs)} inputs but args hold {len(tensors)} "
-                         f"tensors")
+        raise ValueError(f"the ONNX model has {len(graph_inputs)} inputs but args hold {len(tensors)} tensors")
     symbols: dict[str, Symbol] = {}
     dims: list[dict[int, Symbol]] = []
     for vi, t in zip(graph_inputs, tensors):
@@ -169,8 +157,7 @@ def _configs(symbols: list[Symbol], shapes: Iterable[Mapping[str, int]] | None) 
 def verify(model: Callable[..., Any], args: Any, onnx_model: Any, *,
            shapes: Iterable[Mapping[str, int]] | None = None, rtol: float | None = None,
            atol: float | None = None, locate: bool = True) -> VerificationReport:
-    """Compare `model(*args)` (eager, eval mode) with ONNX Runtime running `onnx_model` (a ModelProto or a
-    path).
+    """Compare `model(*args)` (eager, eval mode) with ONNX Runtime running `onnx_model` (a ModelProto or a path).
 
     shapes: size assignments of the dynamic axes (their dim_param names) to check, e.g. `[{"batch": 1},
     {"batch": 64}]`; by default the example sizes, all 1, and all twice the example. Returns a report with max
@@ -185,7 +172,7 @@ def verify(model: Callable[..., Any], args: Any, onnx_model: Any, *,
     if failing is not None and locate:
         from .exporter import build
 
-        dims, _ = _symbols(proto, _flat_inputs(args))
+        dims, _ = _symbols(proto, _flat_tensors(args))
         names = [i.name for i in proto.graph.input if i.name not in {x.name for x in proto.graph.initializer}]
         dynamic = {n: {a: s.name for a, s in d.items()} for n, d in zip(names, dims) if d}
         opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
@@ -200,7 +187,7 @@ def _run(model: Callable[..., Any], args: tuple, proto: onnx.ModelProto, sess: A
          atol: float | None) -> tuple[VerificationReport, tuple | None]:
     from .exporter import _resize_args
 
-    tensors = _flat_inputs(args)
+    tensors = _flat_tensors(args)
     dims, symbols = _symbols(proto, tensors)
     in_names = [i.name for i in sess.get_inputs()]
     out_names = [o.name for o in sess.get_outputs()]
@@ -209,7 +196,7 @@ def _run(model: Callable[..., Any], args: tuple, proto: onnx.ModelProto, sess: A
     for sizes in _configs(symbols, shapes):
         shown = {k: v for k, v in sizes.items()}
         run_args = _resize_args(args, dims, sizes) if symbols else args
-        feeds = {n: _host(t).copy() for n, t in zip(in_names, _flat_inputs(run_args))}  # before in-place ops
+        feeds = {n: _host(t).copy() for n, t in zip(in_names, _flat_tensors(run_args))}  # before in-place ops
         try:
             with eval_mode(model), no_grad():
                 expected = [_host(t) for t in _flat(model(*run_args))]
@@ -252,9 +239,9 @@ def _first_divergence(model: Callable[..., Any], failing: tuple, ex: Any, rtol: 
     if _external(proto):
         return "(cannot locate the diverging op of a model with external data)"
     sess = _session(proto)
-    feeds = {n: _host(t).copy() for n, t in zip([i.name for i in sess.get_inputs()], _flat_inputs(run_args))}
+    feeds = {n: _host(t).copy() for n, t in zip([i.name for i in sess.get_inputs()], _flat_tensors(run_args))}
     rec = Capture(params_of(model))
-    for leaf, t in zip(cap.inputs, _flat_inputs(run_args)):
+    for leaf, t in zip(cap.inputs, _flat_tensors(run_args)):
         rec.add_input(t, leaf.name, {})
     try:
         with eval_mode(model):
@@ -281,8 +268,7 @@ def _first_divergence(model: Callable[..., Any], failing: tuple, ex: Any, rtol: 
             if not ok:
                 return (f"first diverging op at {_at(sizes)}: {_describe(cap, k)} (ONNX value {v!r}): "
                         f"{why or f'max abs diff {max_abs:.3g}'}")
-    return (f"no recorded op diverges at {_at(sizes)} in the unoptimized graph: the optimization passes "
-            f"changed the "
+    return (f"no recorded op diverges at {_at(sizes)} in the unoptimized graph: the optimization passes changed the "
             "result (export with optimize=False to confirm)")
 
 

@@ -71,8 +71,7 @@ class _Indexed(Module):
 
 def _sequential(other: Any) -> Sequential:
     if not isinstance(other, Sequential):
-        raise ValueError("add operator supports only objects of Sequential class, but "
-                         f"{type(other)} is given.")
+        raise ValueError(f"add operator supports only objects of Sequential class, but {type(other)} is given.")
     return other
 
 

@@ -1,18 +1,50 @@
 """`interop.nn.functional` (import as F): PyTorch's functional signatures over interop's ops.
 
-The ops live in their families (`interop.ops.linalg`, `interop.ops.elementwise`) and are re-exported here; the
-wrappers below add what `torch.nn.functional` takes beyond the op itself, such as `inplace=`.
+The ops live in their families (`interop.ops.*`) and are re-exported here; the wrappers below add what
+`torch.nn.functional` takes beyond the op itself, such as `inplace=`.
 """
 
 from __future__ import annotations
 
 from ..ops import elementwise as _ew
+from ..ops.attention import multi_head_attention_forward, scaled_dot_product_attention
+from ..ops.conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d
 from ..ops.elementwise import gelu, sigmoid, softplus, tanh
 from ..ops.linalg import linear
+from ..ops.loss import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    huber_loss,
+    kl_div,
+    l1_loss,
+    mse_loss,
+    nll_loss,
+    smooth_l1_loss,
+)
+from ..ops.nn import dropout, dropout1d, dropout2d, dropout3d, embedding, log_softmax, one_hot, softmax, softmin
+from ..ops.norm import batch_norm, group_norm, instance_norm, layer_norm, rms_norm
+from ..ops.pool import (
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    avg_pool1d,
+    avg_pool2d,
+    interpolate,
+    max_pool1d,
+    max_pool2d,
+)
+from ..ops.shape import pad
 from ..tensor import Tensor
 
-__all__ = ["linear", "relu", "leaky_relu", "elu", "gelu", "silu", "mish", "sigmoid", "tanh", "softplus",
-           "hardtanh"]
+__all__ = [
+    "linear", "relu", "leaky_relu", "elu", "gelu", "silu", "mish", "sigmoid", "tanh", "softplus", "hardtanh",
+    "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool1d", "max_pool2d", "avg_pool1d",
+    "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "interpolate", "pad",
+    "batch_norm", "layer_norm", "group_norm", "rms_norm", "instance_norm", "softmax", "log_softmax", "softmin",
+    "dropout", "dropout1d", "dropout2d", "dropout3d", "embedding", "one_hot", "cross_entropy", "nll_loss",
+    "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "binary_cross_entropy",
+    "binary_cross_entropy_with_logits", "kl_div", "scaled_dot_product_attention", "multi_head_attention_forward",
+]
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
@@ -39,55 +71,3 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace
     if min_val > max_val:
         raise ValueError("min_val cannot be greater than max_val")
     return input.hardtanh_(min_val, max_val) if inplace else _ew.hardtanh(input, min_val, max_val)
-
-# convolution, pooling and resampling (interop.ops.conv, interop.ops.pool)
-from ..ops.conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d  # noqa: E402
-from ..ops.pool import (  # noqa: E402
-    adaptive_avg_pool1d,
-    adaptive_avg_pool2d,
-    avg_pool1d,
-    avg_pool2d,
-    interpolate,
-    max_pool1d,
-    max_pool2d,
-)
-
-__all__ += ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool1d", "max_pool2d", "avg_pool1d",
-            "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "interpolate"]
-
-# ---- normalization, softmax, dropout, embedding, one_hot, losses (interop.ops.norm, .nn, .loss) ----------------
-from ..ops.loss import (  # noqa: E402
-    binary_cross_entropy,
-    binary_cross_entropy_with_logits,
-    cross_entropy,
-    huber_loss,
-    kl_div,
-    l1_loss,
-    mse_loss,
-    nll_loss,
-    smooth_l1_loss,
-)
-from ..ops.nn import (  # noqa: E402
-    dropout,
-    dropout1d,
-    dropout2d,
-    dropout3d,
-    embedding,
-    log_softmax,
-    one_hot,
-    softmax,
-    softmin,
-)
-from ..ops.norm import batch_norm, group_norm, instance_norm, layer_norm, rms_norm  # noqa: E402
-
-__all__ += [
-    "batch_norm", "layer_norm", "group_norm", "rms_norm", "instance_norm", "softmax", "log_softmax", "softmin",
-    "dropout", "dropout1d", "dropout2d", "dropout3d", "embedding", "one_hot", "cross_entropy", "nll_loss",
-    "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "binary_cross_entropy",
-    "binary_cross_entropy_with_logits", "kl_div",
-]
-
-# ---- attention (interop.ops.attention) ---------------------------------------------------------------------
-from ..ops.attention import multi_head_attention_forward, scaled_dot_product_attention  # noqa: E402
-
-__all__ += ["scaled_dot_product_attention", "multi_head_attention_forward"]

@@ -163,8 +163,7 @@ def kaiming_normal_(tensor: Tensor, a: float = 0, mode: str = "fan_in", nonlinea
 
 
 def orthogonal_(tensor: Tensor, gain: float = 1, generator: Generator | None = None) -> Tensor:
-    """A (semi-)orthogonal matrix (dims after the first flattened) from the QR decomposition of a normal
-    sample."""
+    """A (semi-)orthogonal matrix (dims after the first flattened) from the QR decomposition of a normal sample."""
     if tensor.data.ndim < 2:
         raise ValueError("Only tensors with 2 or more dimensions are supported")
     if tensor.data.size == 0:

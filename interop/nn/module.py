@@ -178,8 +178,7 @@ class Module:
     def register_forward_hook(self, hook: Callable[..., Any], *, prepend: bool = False,
                               with_kwargs: bool = False, always_call: bool = False) -> RemovableHandle:
         """`hook(module, args, output)` (or `hook(module, args, kwargs, output)`) runs after `forward`; a
-        non-None result replaces the output. `always_call` also runs it (with output None) when forward
-        raises."""
+        non-None result replaces the output. `always_call` also runs it (with output None) when forward raises."""
         return _add_hook(self._forward_hooks, _Hook(hook, with_kwargs, always_call), prepend)
 
     # ---- registration --------------------------------------------------------------------------------------
@@ -456,8 +455,7 @@ class Module:
     def state_dict(self, *, destination: dict | None = None, prefix: str = "",
                    keep_vars: bool = False) -> OrderedDict[str, Tensor]:
         """Parameters and persistent buffers by dotted name: this module's own first, then each child's.
-        Values share memory with the model (detached unless `keep_vars`); a tied weight appears under each
-        name."""
+        Values share memory with the model (detached unless `keep_vars`); a tied weight appears under each name."""
         out = OrderedDict() if destination is None else destination
         for mod_prefix, m in self._state_modules(prefix):
             for name, t in m._local_state():

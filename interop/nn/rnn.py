@@ -105,6 +105,8 @@ class RNNBase(Module):
             raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected {self.input_size}, got "
                                f"{input.data.shape[-1]}")
         batched = input.ndim == 3
+        if self.mode == "LSTM" and hx is not None and (not isinstance(hx, (tuple, list)) or len(hx) != 2):
+            raise TypeError("LSTM: hx must be a tuple (h_0, c_0) of tensors")
         states = None if hx is None else (tuple(hx) if self.mode == "LSTM" else (hx,))
         if states is not None:
             want = 3 if batched else 2

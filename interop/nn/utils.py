@@ -89,8 +89,7 @@ def clip_grads_with_norm_(parameters: _Tensors, max_norm: float, total_norm: Ten
 def clip_grad_norm_(parameters: _Tensors, max_norm: float, norm_type: float = 2.0,
                     error_if_nonfinite: bool = False, foreach: bool | None = None) -> Tensor:
     """Rescale the gradients of `parameters` so their total `norm_type`-norm is at most `max_norm`; returns
-    the total norm before clipping. `foreach` is accepted for PyTorch compatibility (updates are always in
-    place)."""
+    the total norm before clipping. `foreach` is accepted for PyTorch compatibility (updates are always in place)."""
     parameters = _as_list(parameters)
     total = get_total_norm(_grads(parameters), norm_type, error_if_nonfinite)
     clip_grads_with_norm_(parameters, max_norm, total)

@@ -351,8 +351,7 @@ def _check(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None, 
         raise RuntimeError(f"scaled_dot_product_attention: expected floating point inputs, got {_c_name(q.dtype)}")
     if attn_mask is not None and attn_mask.dtype != dtypes.bool and attn_mask.dtype != q.dtype:
         raise RuntimeError(f"Expected attn_mask dtype to be bool or float or to match query dtype, but got "
-                           f"attn_mask.dtype: {_c_name(attn_mask.dtype)} and  query.dtype: {_c_name(q.dtype)} "
-                           "instead.")
+                           f"attn_mask.dtype: {_c_name(attn_mask.dtype)} and  query.dtype: {_c_name(q.dtype)} instead.")
     for b, want, got in ((k, q.shape[-1], k.shape[-1]), (v, k.shape[-2], v.shape[-2])):  # the two products
         if got != want:
             raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: "

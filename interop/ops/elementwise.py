@@ -1,8 +1,7 @@
 """Elementwise ops: arithmetic, math, activations, comparisons, logic, rounding, casts and copies.
 
 Binary ops take operands already promoted to one dtype (`common.promote`: PyTorch's type promotion);
-broadcasting is numpy's and `sum_to` undoes it in backward. Ops with no attributes are instantiated once and
-shared.
+broadcasting is numpy's and `sum_to` undoes it in backward. Ops with no attributes are instantiated once and shared.
 
 One-input ops derive from `_Unary` and write their derivative once, as `grad(F, g, x, y)` over a namespace
 `F`: a plain backward evaluates it on raw arrays (no Tensor or autograd overhead, in every training step), a
@@ -212,8 +211,7 @@ def _zeros_like(g: Tensor) -> Tensor:
 
 class _Unary(Op):
     """A one-input elementwise op: `compute(x)` is its forward on arrays (by default the xp ufunc `fn`),
-    `onnx` its ONNX node, `grad(F, g, x, y)` its derivative over arrays or Tensors (`y`: the output, if
-    `saves_output`).
+    `onnx` its ONNX node, `grad(F, g, x, y)` its derivative over arrays or Tensors (`y`: the output, if `saves_output`).
 
     `opmath`: float16/bfloat16 inputs compute in float32 and round once at the end, as in PyTorch (more
     accurate; numpy would widen bfloat16 mixed with Python floats anyway); off for ops exact in any dtype.
@@ -272,8 +270,9 @@ class Add(Op):
 
     def backward(self, ctx, g):
         a, b = ctx.inputs
-        return (sum_to(g, a.data.shape) if a.requires_grad else None,
-                sum_to(g, b.data.shape) if b.requires_grad else None)
+        shape = g.data.shape
+        return (None if not a.requires_grad else g if a.data.shape == shape else sum_to(g, a.data.shape),
+                None if not b.requires_grad else g if b.data.shape == shape else sum_to(g, b.data.shape))
 
     def to_onnx(self, g, a, b):
         return g.op("Or" if g.dtype(a) == dtypes.bool else "Add", a, b)
@@ -1582,10 +1581,20 @@ for _name, _dt in (("float", dtypes.float32), ("double", dtypes.float64), ("half
 
 # ---- operators ---------------------------------------------------------------------------------------------
 
-def _dunder(fn: Callable[[Any, Any], Tensor], reflected: bool = False) -> Callable[[Tensor, Any], Any]:
-    """An operator: NotImplemented for operands that are not numbers or arrays (so `t == None` is False)."""
+def _dunder(fn: Callable[[Any, Any], Tensor], reflected: bool = False,
+            fast: Op | None = None) -> Callable[[Tensor, Any], Any]:
+    """An operator: NotImplemented for operands that are not numbers or arrays (so `t == None` is False).
+    `fast` is the op itself, called directly for two floating tensors of one dtype (no promotion to do): the
+    operator path is the per-op overhead of every eager model."""
     if reflected:
         return lambda self, other: fn(other, self) if _is_operand(other) else NotImplemented
+    if fast is not None:
+        def operator(self: Tensor, other: Any) -> Any:
+            if isinstance(other, Tensor) and other.data.dtype is self.data.dtype and self.data.dtype.kind == "f":
+                return fast(self, other)
+            return fn(self, other) if _is_operand(other) else NotImplemented
+
+        return operator
     return lambda self, other: fn(self, other) if _is_operand(other) else NotImplemented
 
 
@@ -1595,10 +1604,11 @@ def _invert(self: Tensor) -> Tensor:
     return _NOT(self)
 
 
+_FAST = {"add": _ADD, "sub": _SUB, "mul": _MUL, "truediv": _DIV}
 for _op, _fn in (("add", add), ("sub", sub), ("mul", mul), ("truediv", div), ("floordiv", floor_divide),
                  ("mod", remainder), ("pow", pow), ("and", bitwise_and), ("or", bitwise_or),
                  ("xor", bitwise_xor)):
-    setattr(Tensor, f"__{_op}__", _dunder(_fn))
+    setattr(Tensor, f"__{_op}__", _dunder(_fn, fast=_FAST.get(_op)))
     setattr(Tensor, f"__r{_op}__", _dunder(_fn, reflected=True))
 for _op, _fn in (("eq", eq), ("ne", ne), ("lt", lt), ("le", le), ("gt", gt), ("ge", ge)):
     setattr(Tensor, f"__{_op}__", _dunder(_fn))

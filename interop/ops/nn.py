@@ -136,8 +136,7 @@ def _short_rows(x: Any, axis: int) -> bool:
 
 def softmax_arrays(x: Any, axis: int, normalize: bool = True) -> tuple[Any, Any, Any]:
     """(softmax(x), shift, log(sum(exp(x - shift)))) along `axis`: logsumexp is shift + the last, kept apart
-    so that x - shift - log(sum) rounds like PyTorch's log_softmax. With normalize=False the first is
-    exp(x - shift).
+    so that x - shift - log(sum) rounds like PyTorch's log_softmax. With normalize=False the first is exp(x - shift).
 
     The shift is each row's max; for short rows (attention scores, class logits) the whole array's max is
     tried first, which is 5x cheaper, and kept when every row's sum stays >= 1e-20 (each row's max within 46
@@ -317,8 +316,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
 def _feature_dropout(name: str, batched: int, input: Tensor, p: float, training: bool, inplace: bool) -> Tensor:
     """dropout1d/2d/3d: whole channels are zeroed; `batched` is the rank of a batched input."""
     if input.ndim not in (batched - 1, batched):
-        raise RuntimeError(f"{name}: Expected {batched - 1}D or {batched}D input, but received a {input.ndim}D "
-                           "input. ")
+        raise RuntimeError(f"{name}: Expected {batched - 1}D or {batched}D input, but received a {input.ndim}D input. ")
     spatial = batched - 2
     if name == "dropout2d" and input.ndim == 3:
         warnings.warn("dropout2d: Received a 3D input to dropout2d and assuming that channel-wise 1D dropout "

@@ -95,9 +95,8 @@ def _lowest(dt: np.dtype) -> Any:
 
 class MaxPool(_Pool):
     """max_pool1d/2d; padding is -inf. With return_indices a second output holds each max's flat index in its
-    (H, W) plane, as PyTorch's; ONNX MaxPool (whose indices count over the whole tensor: the lowering rebases)."""
-
-    saves = (0,)
+    (H, W) plane, as PyTorch's; ONNX MaxPool (whose indices count over the whole tensor: the lowering rebases).
+    Backward reads only the argmax offsets kept by the forward, not the input."""
 
     def __init__(self, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple, ceil_mode: bool,
                  return_indices: bool):

@@ -15,10 +15,7 @@ initializers. The backward is written on raw arrays: it is once-differentiable, 
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import functools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -66,51 +63,6 @@ def _as_grads(name: str, ctx: Any, grads: tuple[Tensor, ...], arrays: list) -> t
 
 # ---- shared machinery --------------------------------------------------------------------------------------
 
-@functools.cache
-def _openblas_local_threads() -> Callable[[int], int] | None:
-    """OpenBLAS's `openblas_set_num_threads_local` (sets this thread's count, returns the old one), from the
-    OpenBLAS numpy has loaded; None elsewhere (other BLAS builds, other platforms)."""
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "openblas" in line.lower() and "/" in line}
-        for path in sorted(paths):
-            fn = getattr(ctypes.CDLL(path), "openblas_set_num_threads_local", None)
-            if fn is not None:
-                fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
-                return fn
-    except OSError:
-        pass
-    return None
-
-
-# Multiply-adds below which a GEMM runs on one BLAS thread (~4 ms on one core: a scheduler tick). OpenBLAS threads
-# GEMMs from ~0.3M; a second thread saves at most half, but on shared cores each threaded call waits for its
-# slowest, possibly descheduled, worker. On a loaded 2-core VM the LSTM benchmark's train step took 18-23 ms with
-# every GEMM serial, 28-32 ms threading those above 67M and 51-54 ms above 8M (idle: serial costs ~0.7 ms of 5).
-# Larger products (big hidden sizes on many cores) keep BLAS's own threading.
-_SERIAL_MNK = 1 << 28
-
-
-@contextlib.contextmanager
-def _blas_threads_for(xp: Any, mnk: int) -> Iterator[None]:
-    """Within the block, numpy's OpenBLAS uses one thread (on this Python thread) if GEMMs of `mnk`
-    multiply-adds are too small to pay for more."""
-    fn = _openblas_local_threads() if xp is np and mnk < _SERIAL_MNK else None
-    if fn is None:
-        yield
-        return
-    prev = fn(1)
-    try:
-        yield
-    finally:
-        fn(prev)
-
-
-def _matmul(a: Any, b: Any) -> Any:
-    """A 2-D product, BLAS-threaded only when it is large enough to pay for the threads."""
-    xp = xp_of(a)
-    with _blas_threads_for(xp, a.shape[0] * a.shape[1] * b.shape[1]):
-        return xp.matmul(a, b)
 
 
 def _half_rows(w: Any, n: int) -> Any:
@@ -323,7 +275,7 @@ class LSTM(_RNN):
         H = w_hh.shape[1]
         wh = _ifog(w_hh, H).T
         # gates of every step at once: (T, B, 4H), rows i, f, o, g; the loop adds the recurrent term in place
-        A = _matmul(x.reshape(T * B, I), _ifog(w_ih, H).T).reshape(T, B, 4 * H)
+        A = xp.matmul(x.reshape(T * B, I), _ifog(w_ih, H).T).reshape(T, B, 4 * H)
         if b_ih is not None:
             A += _ifog(b_ih + b_hh, H)
         hs = xp.empty((T + 1, B, H), x.dtype)  # h0 then the outputs, in time order for either direction
@@ -334,22 +286,21 @@ class LSTM(_RNN):
         rec = xp.empty((B, 4 * H), x.dtype)
         tmp = xp.empty((B, H), x.dtype)
         H3 = 3 * H
-        with _blas_threads_for(xp, B * H * 4 * H):
-            for t in (range(T - 1, -1, -1) if reverse else range(T)):
-                prev, now = (t + 1, t) if reverse else (t, t + 1)
-                a = A[t]
-                xp.matmul(hs[prev], wh, out=rec)
-                a += rec
-                xp.tanh(a, out=a)
-                s = a[:, :H3]
-                s *= 0.5
-                s += 0.5
-                c = cs[now]
-                xp.multiply(a[:, H:2 * H], cs[prev], out=c)
-                xp.multiply(a[:, :H], a[:, H3:], out=tmp)
-                c += tmp
-                xp.tanh(c, out=tc[t])
-                xp.multiply(a[:, 2 * H:H3], tc[t], out=hs[now])
+        for t in (range(T - 1, -1, -1) if reverse else range(T)):
+            prev, now = (t + 1, t) if reverse else (t, t + 1)
+            a = A[t]
+            xp.matmul(hs[prev], wh, out=rec)
+            a += rec
+            xp.tanh(a, out=a)
+            s = a[:, :H3]
+            s *= 0.5
+            s += 0.5
+            c = cs[now]
+            xp.multiply(a[:, H:2 * H], cs[prev], out=c)
+            xp.multiply(a[:, :H], a[:, H3:], out=tmp)
+            c += tmp
+            xp.tanh(c, out=tc[t])
+            xp.multiply(a[:, 2 * H:H3], tc[t], out=hs[now])
         ys = slice(0, T) if reverse else slice(1, T + 1)
         prevs = slice(1, T + 1) if reverse else slice(0, T)
         return hs[ys], (hs[T - first], cs[T - first]), (x, w_ih, w_hh, A, hs[prevs], cs[prevs], tc, reverse)
@@ -381,21 +332,20 @@ class LSTM(_RNN):
         dh = xp.array(dlast[0], copy=True)
         dc = xp.array(dlast[1], copy=True)
         tmp = xp.empty((B, H), x.dtype)
-        with _blas_threads_for(xp, B * H * 4 * H):
-            for t in (range(T) if reverse else range(T - 1, -1, -1)):
-                dh += dy[t]
-                xp.multiply(dh, K[t], out=tmp)
-                dc += tmp
-                xp.multiply(P[t, :, :3], dc[:, None], out=dG4[t, :, :3])
-                xp.multiply(P[t, :, 3], dh, out=dG4[t, :, 3])
-                dc *= f[t]
-                xp.matmul(dG[t], w_hh, out=dh)
+        for t in (range(T) if reverse else range(T - 1, -1, -1)):
+            dh += dy[t]
+            xp.multiply(dh, K[t], out=tmp)
+            dc += tmp
+            xp.multiply(P[t, :, :3], dc[:, None], out=dG4[t, :, :3])
+            xp.multiply(P[t, :, 3], dh, out=dG4[t, :, 3])
+            dc *= f[t]
+            xp.matmul(dG[t], w_hh, out=dh)
         dG2 = dG.reshape(T * B, 4 * H)
-        dx = _matmul(dG2, w_ih).reshape(T, B, I) if need_dx else None
+        dx = xp.matmul(dG2, w_ih).reshape(T, B, I) if need_dx else None
         dws = ()
         if need_w:
             db = dG2.sum(axis=0)
-            dws = (_matmul(dG2.T, x.reshape(T * B, I)), _matmul(dG2.T, h_prev.reshape(T * B, H)), db, db.copy())
+            dws = (xp.matmul(dG2.T, x.reshape(T * B, I)), xp.matmul(dG2.T, h_prev.reshape(T * B, H)), db, db.copy())
         return dx, (dh, dc), dws
 
     @staticmethod
@@ -417,7 +367,7 @@ class GRU(_RNN):
         H = w_hh.shape[1]
         H2 = 2 * H
         wh = _half_rows(w_hh, H2).T
-        A = _matmul(x.reshape(T * B, I), _half_rows(w_ih, H2).T).reshape(T, B, 3 * H)
+        A = xp.matmul(x.reshape(T * B, I), _half_rows(w_ih, H2).T).reshape(T, B, 3 * H)
         b_hn = None
         if b_ih is not None:
             b = b_ih.copy()
@@ -431,28 +381,27 @@ class GRU(_RNN):
         hs[first] = init[0]
         rec = xp.empty((B, 3 * H), x.dtype)
         tmp = xp.empty((B, H), x.dtype)
-        with _blas_threads_for(xp, B * H * 3 * H):
-            for t in (range(T - 1, -1, -1) if reverse else range(T)):
-                prev, now = (t + 1, t) if reverse else (t, t + 1)
-                a = A[t]
-                xp.matmul(hs[prev], wh, out=rec)
-                rz = a[:, :H2]
-                rz += rec[:, :H2]
-                xp.tanh(rz, out=rz)
-                rz *= 0.5
-                rz += 0.5
-                if b_hn is None:
-                    hn[t] = rec[:, H2:]
-                else:
-                    xp.add(rec[:, H2:], b_hn, out=hn[t])
-                n = a[:, H2:]
-                xp.multiply(a[:, :H], hn[t], out=tmp)
-                n += tmp
-                xp.tanh(n, out=n)
-                h = hs[now]
-                xp.subtract(hs[prev], n, out=h)
-                h *= a[:, H:H2]
-                h += n
+        for t in (range(T - 1, -1, -1) if reverse else range(T)):
+            prev, now = (t + 1, t) if reverse else (t, t + 1)
+            a = A[t]
+            xp.matmul(hs[prev], wh, out=rec)
+            rz = a[:, :H2]
+            rz += rec[:, :H2]
+            xp.tanh(rz, out=rz)
+            rz *= 0.5
+            rz += 0.5
+            if b_hn is None:
+                hn[t] = rec[:, H2:]
+            else:
+                xp.add(rec[:, H2:], b_hn, out=hn[t])
+            n = a[:, H2:]
+            xp.multiply(a[:, :H], hn[t], out=tmp)
+            n += tmp
+            xp.tanh(n, out=n)
+            h = hs[now]
+            xp.subtract(hs[prev], n, out=h)
+            h *= a[:, H:H2]
+            h += n
         ys = slice(0, T) if reverse else slice(1, T + 1)
         prevs = slice(1, T + 1) if reverse else slice(0, T)
         return hs[ys], (hs[T - first],), (x, w_ih, w_hh, A, hs[prevs], hn, reverse)
@@ -482,20 +431,19 @@ class GRU(_RNN):
         dH = xp.empty((T, B, H), x.dtype)  # the total dh of each step
         dh = xp.array(dlast[0], copy=True)
         tmp = xp.empty((B, H), x.dtype)
-        with _blas_threads_for(xp, B * H * 3 * H):
-            for t in (range(T) if reverse else range(T - 1, -1, -1)):
-                xp.add(dh, dy[t], out=dH[t])
-                xp.multiply(P[t], dH[t][:, None], out=dR3[t])
-                xp.matmul(dR[t], w_hh, out=dh)
-                xp.multiply(dH[t], z[t], out=tmp)
-                dh += tmp
+        for t in (range(T) if reverse else range(T - 1, -1, -1)):
+            xp.add(dh, dy[t], out=dH[t])
+            xp.multiply(P[t], dH[t][:, None], out=dR3[t])
+            xp.matmul(dR[t], w_hh, out=dh)
+            xp.multiply(dH[t], z[t], out=tmp)
+            dh += tmp
         dX = dR.copy()  # gradient of x W_ih^T + b_ih: the same but for n, which r does not multiply
         xp.multiply(dH, Pn, out=dX.reshape(T, B, 3, H)[:, :, 2])
         dX2, dR2 = dX.reshape(T * B, 3 * H), dR.reshape(T * B, 3 * H)
-        dx = _matmul(dX2, w_ih).reshape(T, B, I) if need_dx else None
+        dx = xp.matmul(dX2, w_ih).reshape(T, B, I) if need_dx else None
         dws = ()
         if need_w:
-            dws = (_matmul(dX2.T, x.reshape(T * B, I)), _matmul(dR2.T, h_prev.reshape(T * B, H)), dX2.sum(axis=0),
+            dws = (xp.matmul(dX2.T, x.reshape(T * B, I)), xp.matmul(dR2.T, h_prev.reshape(T * B, H)), dX2.sum(axis=0),
                    dR2.sum(axis=0))
         return dx, (dh,), dws
 

@@ -438,8 +438,7 @@ def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     for i, x in kept:
         shape = x.data.shape
         if len(shape) != len(ref):
-            raise RuntimeError(f"Tensors must have same number of dimensions: got {len(ref)} and "
-                               f"{len(shape)}")
+            raise RuntimeError(f"Tensors must have same number of dimensions: got {len(ref)} and {len(shape)}")
         for k, (a, b) in enumerate(zip(ref, shape)):
             if k != d and a != b:
                 raise RuntimeError(f"Sizes of tensors must match except in dimension {d}. Expected size {a} "
@@ -505,8 +504,7 @@ def split(tensor: Tensor, split_size_or_sections: Any, dim: int = 0) -> tuple[Te
     if isinstance(split_size_or_sections, (int, np.integer)):
         size = int(split_size_or_sections)
         if size < 0 or (size == 0 and n != 0):
-            raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size of "
-                               f"{n}")
+            raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size of {n}")
         sizes = tuple(min(size, n - i) for i in range(0, n, size)) if n else (0,)
     else:
         sizes = tuple(int(s) for s in split_size_or_sections)
@@ -709,8 +707,7 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float 
         m = n - max(-lo, 0) - max(-hi, 0)
         if n + lo + hi < 0 or m < 0:
             raise RuntimeError(f"The input size {n}, plus negative padding {lo} and {hi} resulted in a "
-                               f"negative output size, which is invalid. Check dimension {axis} of your "
-                               "input.")
+                               f"negative output size, which is invalid. Check dimension {axis} of your input.")
         grow = max(lo, 0), max(hi, 0)
         if mode == "reflect" and max(grow) >= m:
             raise RuntimeError(f"Argument #4: Padding size should be less than the corresponding input "
@@ -719,8 +716,7 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float 
         if mode == "circular" and max(grow) > m:
             raise RuntimeError("Padding value causes wrapping around more than once.")
         if mode == "replicate" and max(grow) and m == 0:
-            raise RuntimeError(f"padding of an empty dimension ({axis}) with mode 'replicate' is not "
-                               "possible")
+            raise RuntimeError(f"padding of an empty dimension ({axis}) with mode 'replicate' is not possible")
     return Pad(pad, mode, 0 if value is None else value)(input)
 
 
@@ -757,8 +753,7 @@ def _tile(input: Tensor, reps: tuple[int, ...]) -> Tensor:
 def repeat(input: Tensor, *sizes: Any) -> Tensor:
     sizes = _shape_args(sizes)
     if len(sizes) < input.data.ndim:
-        raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of dimensions "
-                           "of tensor")
+        raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of dimensions of tensor")
     return _tile(input, sizes)
 
 

@@ -44,15 +44,12 @@ class Adam(Optimizer):
         d = self._direction(a, grad, wd, group["maximize"])
         m, v = state["exp_avg"].data, state["exp_avg_sq"].data
         self._lerp(m, d, 1 - beta1)
-        t = self._buffer(a)
-        xp.multiply(d, d, out=t)
-        t *= 1 - beta2
-        v *= beta2
-        v += t
+        self._square_avg(v, d, beta2)
         if group["amsgrad"]:
             vmax = state["max_exp_avg_sq"].data
             xp.maximum(vmax, v, out=vmax)
             v = vmax
+        t = self._buffer(a)
         xp.sqrt(v, out=t)
         t /= math.sqrt(1 - beta2**step)
         t += group["eps"]

@@ -161,6 +161,15 @@ class Optimizer:
             t *= 1 - weight
             xp.subtract(end, t, out=a)
 
+    def _square_avg(self, v: Any, d: Any, beta: float) -> None:
+        """v.mul_(beta).addcmul_(d, d, value=1 - beta) in place: the running mean of squared gradients that Adam
+        and RMSprop share, rounded as PyTorch rounds it."""
+        t = self._buffer(v)
+        xp_of(v).multiply(d, d, out=t)
+        t *= 1 - beta
+        v *= beta
+        v += t
+
     @staticmethod
     def _init_state(state: dict[str, Any], p: Any, *names: str) -> None:
         """A fresh state: the step counter (a float32 0-d tensor, as in PyTorch) and zeroed tensors like `p`.
@@ -205,8 +214,7 @@ class Optimizer:
         state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
         for k, saved in state_dict["state"].items():
             if k not in by_index:
-                raise ValueError(f"loaded state dict has state for parameter {k!r}, which no parameter group "
-                                 "has")
+                raise ValueError(f"loaded state dict has state for parameter {k!r}, which no parameter group has")
             p = by_index[k]
             state[p] = {name: _restore(v, p, name) for name, v in saved.items()}
         for g, s in zip(self.param_groups, saved_groups):

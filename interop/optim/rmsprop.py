@@ -39,11 +39,8 @@ class RMSprop(Optimizer):
         self._step_count(state)
         d = self._direction(a, grad, group["weight_decay"], group["maximize"])
         sq = state["square_avg"].data
+        self._square_avg(sq, d, alpha)
         t = self._buffer(a)
-        sq *= alpha
-        xp.multiply(d, d, out=t)
-        t *= 1 - alpha
-        sq += t
         if group["centered"]:
             ga = state["grad_avg"].data
             self._lerp(ga, d, 1 - alpha)

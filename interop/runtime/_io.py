@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 import ml_dtypes
 import numpy as np
 
+from ..dlpack import from_dlpack
 from ..tensor import Tensor
 
 # ORT's element name (as in 'tensor(float)') -> (onnx.TensorProto enum, numpy dtype).
@@ -102,7 +103,7 @@ class Input:
         if type(v).__module__.startswith("cupy"):
             return v
         if hasattr(v, "__dlpack__"):
-            return from_dlpack(v)
+            return from_dlpack(v).data
         if isinstance(v, bool | int | float | complex | str | list | tuple):
             return self._from_python(v)
         if hasattr(v, "__array__") or hasattr(v, "__array_interface__"):
@@ -134,19 +135,6 @@ def _unwrap(v: Any) -> Any:
     if isinstance(v, dict):
         return {k: _unwrap(e) for k, e in v.items()}
     return v
-
-
-def from_dlpack(v: Any) -> Any:
-    """A foreign tensor's memory as a numpy (CPU) or cupy (CUDA) array, zero-copy.
-
-    The one place that imports foreign tensors, so it can move to `interop.dlpack` without touching callers.
-    """
-    kind = int(v.__dlpack_device__()[0])
-    if kind in (1, 3):  # kDLCPU, kDLCUDAHost
-        return np.from_dlpack(v)
-    from ..backend import _cupy
-
-    return _cupy().from_dlpack(v)
 
 
 def wrap(v: Any) -> Any:

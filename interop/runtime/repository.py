@@ -4,8 +4,7 @@ Triton's layout is `DIR/<name>/[config.pbtxt]` plus numeric version folders `DIR
 directory serves here, under Triton and under KServe's Triton runtime alike. Of `config.pbtxt` this reads what decides
 how a model runs (max_batch_size, dynamic_batching, instance_group, version_policy, default_model_filename and the ORT
 backend's intra_op_thread_count) and ignores the rest; the inputs and outputs always come from the ONNX file.
-Unlike Triton, a model without a version_policy serves every version it has (requests without a version get the
-newest).
+Unlike Triton, a model without a version_policy serves every version it has (requests without a version get the newest).
 """
 
 from __future__ import annotations

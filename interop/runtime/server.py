@@ -297,8 +297,7 @@ def decode_request(mv: ModelVersion, headers: Mapping[str, str],
         except ValueError:
             raise HTTPError(400, f"Inference-Header-Content-Length must be an integer, got {hlen!r}") from None
         if not 0 <= offset <= len(body):
-            raise HTTPError(400, f"Inference-Header-Content-Length {offset} is outside the body "
-                                 f"({len(body)} bytes)")
+            raise HTTPError(400, f"Inference-Header-Content-Length {offset} is outside the body ({len(body)} bytes)")
     try:
         request = json.loads((body if offset is None else body[:offset]).decode())  # str: no encoding sniffing
     except (ValueError, UnicodeDecodeError) as e:
@@ -360,8 +359,7 @@ def decode_request(mv: ModelVersion, headers: Mapping[str, str],
             raise HTTPError(400, "the inputs disagree on the batch size (first dimension): "
                                  + ", ".join(f"'{n}' has {a.shape[0]}" for n, a in feed.items()))
         if rows > mv.max_batch_size:
-            raise HTTPError(400, f"a batch of {rows} is over model '{mv.name}''s max_batch_size "
-                                 f"{mv.max_batch_size}")
+            raise HTTPError(400, f"a batch of {rows} is over model '{mv.name}''s max_batch_size {mv.max_batch_size}")
     return request, arrays, rows, _selection(mv, request, params)
 
 

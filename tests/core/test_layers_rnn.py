@@ -12,7 +12,6 @@ import torch
 
 import interop
 import interop.nn as nn
-from interop.ops.rnn import _openblas_local_threads
 
 RNG = np.random.default_rng(0)
 
@@ -185,6 +184,10 @@ def test_errors_use_pytorch_wording():
         m(interop.zeros(2, 1, 4), (interop.zeros(1, 3), interop.zeros(1, 3)))
     with pytest.raises(RuntimeError, match="For unbatched 2-D input, hx should also be 2-D but got 3-D tensor"):
         nn.GRU(4, 3)(interop.zeros(2, 4), interop.zeros(1, 1, 3))
+    with pytest.raises(TypeError, match="hx must be a tuple"):
+        m(interop.zeros(2, 1, 4), interop.zeros(2, 1, 3))
+    with pytest.raises(RuntimeError, match="Expected sequence length to be larger than 0"):
+        m(interop.zeros(0, 1, 4))
     with pytest.raises(ValueError, match="input must have the type float32, got type float64"):
         m(interop.zeros(2, 1, 4, dtype=interop.float64))
     with pytest.raises(NotImplementedError, match="proj_size > 0"):
@@ -280,15 +283,6 @@ def test_output_is_not_a_view_of_saved_state():
     with interop.no_grad():
         out.data[...] = 0  # scribbling on the returned array must not corrupt the backward
     np.testing.assert_allclose(interop.grad(out.sum(), m.weight_hh_l0)[0].numpy(), ref)
-
-
-def test_serial_blas_restores_the_thread_count():
-    fn = _openblas_local_threads()
-    if fn is None:
-        pytest.skip("numpy does not use OpenBLAS here")
-    before = fn(3)
-    nn.LSTM(3, 4)(interop.zeros(5, 2, 3))[0].sum().backward()
-    assert fn(before) == 3
 
 
 @pytest.mark.parametrize("kind", ["LSTM", "GRU"])

@@ -1,6 +1,5 @@
 """Shape ops beyond the OpCases: view aliasing and version counters, copies that must not alias, PyTorch's
-errors, identities, symbolic sizes kept in op attributes, ONNX lowering choices, higher-order gradients,
-GPU parity."""
+errors, identities, symbolic sizes kept in op attributes, ONNX lowering choices, higher-order gradients, GPU parity."""
 
 from __future__ import annotations
 

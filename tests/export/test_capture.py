@@ -240,8 +240,7 @@ def test_identity_model_and_repeated_outputs():
 
 
 def test_capture_overhead_stays_out_of_eager_mode():
-    """Outside export nothing is recorded and no stack is walked (the capture hook is only set during
-    export)."""
+    """Outside export nothing is recorded and no stack is walked (the capture hook is only set during export)."""
     from interop._state import state
 
     interop.export(lambda x: x + 1, (interop.randn(2),), verify=False)

@@ -66,8 +66,7 @@ def test_user_errors_exit_2(factory, tmp_path, capsys):
 
 def test_export_errors_exit_1(tmp_path, capsys):
     path = tmp_path / "f.py"
-    path.write_text("import interop\n\ndef make():\n    return (lambda x: x * x.sum().item()), "
-                    "(interop.randn(2),)\n")
+    path.write_text("import interop\n\ndef make():\n    return (lambda x: x * x.sum().item()), (interop.randn(2),)\n")
     assert main(["export", f"{path}:make", "-o", str(tmp_path / "m.onnx")]) == 1
     assert ".item()" in capsys.readouterr().err
 

@@ -1,5 +1,4 @@
-"""Graph passes: each checked on small hand-built graphs (structure and ONNX Runtime results) and end to
-end."""
+"""Graph passes: each checked on small hand-built graphs (structure and ONNX Runtime results) and end to end."""
 
 from __future__ import annotations
 

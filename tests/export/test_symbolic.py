@@ -44,8 +44,7 @@ def test_non_integer_arithmetic_gives_plain_numbers():
 
 
 def test_symbolic_module_does_not_import_onnx():
-    code = ("import sys, interop.symbolic; assert 'onnx' not in sys.modules and 'onnxruntime' not in "
-            "sys.modules")
+    code = ("import sys, interop.symbolic; assert 'onnx' not in sys.modules and 'onnxruntime' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
