@@ -25,6 +25,15 @@ from ..tensor import Tensor
 __all__ = ["Optimizer", "required"]
 
 
+
+def check_nonnegative(**values: float) -> None:
+    """PyTorch's argument checks: `check_nonnegative(learning_rate=lr, epsilon=eps)` raises
+    "Invalid learning rate: ..." / "Invalid epsilon value: ..." for a negative (or NaN) value."""
+    for name, v in values.items():
+        if not v >= 0.0:
+            label = "learning rate" if name == "learning_rate" else f"{name} value"
+            raise ValueError(f"Invalid {label}: {v}")
+
 class _Required:
     def __repr__(self) -> str:
         return "<required parameter>"

@@ -1,9 +1,6 @@
 """A real CNN training run: conv-relu-conv-relu-maxpool-linear learns the 8x8 UCI digits to >= 98% test accuracy,
 seeded, in about a second. The trained model then gives PyTorch's logits with its weights loaded, and ONNX
 Runtime's after export.
-
-The loss is cross-entropy written with public ops (log-softmax through logsumexp), so the test leans only on the
-layers, AdamW, the cosine schedule and autograd.
 """
 
 from __future__ import annotations
@@ -16,10 +13,7 @@ import interop
 import interop.nn as nn
 from models.data import load_digits, train_test_split
 
-
-def cross_entropy(logits: interop.Tensor, onehot: interop.Tensor) -> interop.Tensor:
-    log_probs = logits - logits.logsumexp(dim=1, keepdim=True)
-    return -(log_probs * onehot).sum() / logits.shape[0]
+from .digits import fit
 
 
 def cnn(lib):
@@ -31,19 +25,7 @@ def cnn(lib):
 def train(X: np.ndarray, y: np.ndarray, epochs: int = 10, batch: int = 64, seed: int = 0) -> nn.Module:
     interop.manual_seed(seed)
     model = cnn(interop)
-    opt = interop.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=1e-2)
-    sched = interop.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * -(-len(X) // batch))
-    rng = np.random.default_rng(seed)
-    onehot = np.eye(10, dtype=np.float32)
-    for _ in range(epochs):
-        order = rng.permutation(len(X))
-        for i in range(0, len(order), batch):
-            idx = order[i:i + batch]
-            loss = cross_entropy(model(interop.tensor(X[idx])), interop.tensor(onehot[y[idx]]))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
+    fit(model, X, y, epochs, batch, seed)
     return model.eval()
 
 
