@@ -123,6 +123,10 @@ class Batcher:
                     await self._sleep(left)
                 if not queue:
                     continue
+            if self.inline and self._max:
+                # An inline run blocks the loop, so requests only queue up between runs: one loop turn first lets
+                # every connection with a request already on the wire join this batch.
+                await asyncio.sleep(0)
             batch = self._take()
             if not batch:
                 continue
