@@ -22,22 +22,23 @@ __all__ = ["Tensor"]
 class Tensor:
     """A multi-dimensional array with reverse-mode autograd, on the CPU (numpy) or a CUDA GPU (cupy)."""
 
-    __slots__ = ("__weakref__", "_base", "_hooks", "_node", "_oi", "_readonly", "_retain", "_vc", "data", "grad",
-                 "requires_grad")
+    # Every tensor sets the slots; the rarer state (a gradient, hooks, a view's base, flags) keeps its class-level
+    # default until set, in an instance dict Python only creates then: a tensor is cheap to make on every op.
+    __slots__ = ("__dict__", "__weakref__", "_node", "_vc", "data", "requires_grad")
+    grad: Tensor | None = None
+    _oi = 0  # which output of `_node` this tensor is
+    _base: Tensor | None = None  # the tensor whose memory a view shares
+    _hooks: list[Callable] | None = None
+    _retain = False
+    _readonly = False
 
     __array_priority__ = 1000  # numpy defers `ndarray + Tensor` to Tensor.__radd__
 
     def __init__(self, data: Any, requires_grad: bool = False):
         self.data = data
         self.requires_grad = requires_grad
-        self.grad: Tensor | None = None
         self._node = None  # the autograd Node that produced this tensor (None for leaves)
-        self._oi = 0  # which output of that node this tensor is
         self._vc = [0]  # version counter, shared with views
-        self._base: Tensor | None = None
-        self._hooks: list[Callable] | None = None
-        self._retain = False
-        self._readonly = False
 
     # ---- metadata -------------------------------------------------------------------------------------------
     @property
