@@ -1,6 +1,6 @@
 """Real data for the examples and tests, loaded with numpy only (no interop, no download).
 
-`load_digits()` reads the 8x8 handwritten digits shipped in data/digits.csv.gz: the test part of the UCI
+`load_digits()` reads the 8x8 handwritten digits shipped in models/assets/digits.csv.gz: the test part of the UCI
 "Optical Recognition of Handwritten Digits" set (Alpaydin & Kaynak, 1998; CC BY 4.0), as bundled with scikit-learn."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 
 __all__ = ["DIGITS_PATH", "load_digits", "train_test_split"]
 
-DIGITS_PATH = Path(__file__).resolve().parent.parent / "data" / "digits.csv.gz"
+DIGITS_PATH = Path(__file__).resolve().parent / "assets" / "digits.csv.gz"
 
 
 def load_digits() -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,7 @@ from interop import nn
 from ._train import fit_tokens
 
 DYNAMIC = {"tokens": {0: "batch", 1: "seq"}}
-TEXT_PATH = Path(__file__).resolve().parent.parent / "data" / "tiny_text.txt"
+TEXT_PATH = Path(__file__).resolve().parent / "assets" / "tiny_text.txt"
 
 
 class Block(nn.Module):

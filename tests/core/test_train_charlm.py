@@ -1,4 +1,4 @@
-"""A real training run: a tiny causal character-level transformer language model learns data/tiny_text.txt.
+"""A real training run: a tiny causal character-level transformer language model learns models/assets/tiny_text.txt.
 
 Token and learned position embeddings (64 wide), a 2-layer pre-norm TransformerEncoder (4 heads, GELU, causal
 mask), a linear head over the text's 74 characters; seeded AdamW (lr 1e-2), 200 steps of 32 windows of 32
@@ -16,7 +16,6 @@ ONNX Runtime agrees with it.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,8 +23,8 @@ import pytest
 import interop
 import interop.nn as nn
 from interop.nn import functional as F
+from models.gpt import TEXT_PATH as TEXT
 
-TEXT = Path(__file__).resolve().parents[2] / "data" / "tiny_text.txt"
 CONTEXT, BATCH, STEPS = 32, 32, 200
 TRAIN_BAR, HELD_OUT_BAR = 2.3, 2.4  # nats per character
 
