@@ -47,9 +47,10 @@ from .tensor import Tensor
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):  # `interop.export` imports onnx: loaded on first use, not with `import interop`
-    if name == "export":
+def __getattr__(name: str):
+    """`interop.export` and `interop.runtime` import onnx / onnxruntime: loaded on first use, not on import."""
+    if name in ("export", "runtime"):
         import importlib
 
-        return importlib.import_module(".export", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'interop' has no attribute {name!r}")
